@@ -1,0 +1,5 @@
+"""Run tokend as ``python -m daemon``."""
+
+from daemon.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,17 @@
+"""Fixtures shared by every test module."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from daemon.redaction import redactor
+
+
+@pytest.fixture(autouse=True)
+def _forget_secrets() -> Iterator[None]:
+    """Each test starts with an empty redactor, as a fresh process would."""
+    redactor.clear()
+    yield
+    redactor.clear()

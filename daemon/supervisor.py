@@ -79,6 +79,7 @@ class Supervisor:
         self._last_error: str | None = None
         self._last_success: float | None = None
         self._wake = asyncio.Event()
+        self._changed = asyncio.Event()
         self._attempt: asyncio.Task[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._watch: asyncio.Task[None] | None = None
@@ -100,6 +101,10 @@ class Supervisor:
         if self._next_attempt is None:
             return 0.0
         return max(0.0, self._next_attempt - self._clock.now())
+
+    @property
+    def source(self) -> TokenSource:
+        return self._source
 
     @property
     def alive(self) -> bool:
@@ -132,6 +137,7 @@ class Supervisor:
         if kept is not None:
             self._install(kept, adopted=True)
         self._task = asyncio.create_task(self._run(), name="tokend-refresh")
+        self._task.add_done_callback(lambda _: self._changed.set())
         self._watch = asyncio.create_task(
             self._source.watch(self.adopt), name="tokend-watch"
         )
@@ -153,9 +159,10 @@ class Supervisor:
             token = self.current()
             if token is not None:
                 return token
-            if self._task is not None and self._task.done():
-                raise RuntimeError("the refresh loop has stopped")
-            await asyncio.sleep(0.05)
+            if self._task is None or self._task.done():
+                raise RuntimeError("the refresh loop is not running")
+            self._changed.clear()
+            await self._changed.wait()
 
     async def adopt(self, token: AccessToken) -> None:
         """Take a token that someone else obtained, if it is newer."""
@@ -166,7 +173,7 @@ class Supervisor:
     async def refresh_now(self) -> None:
         """Attempt a refresh now; concurrent calls share one attempt."""
         if self._attempt is None or self._attempt.done():
-            self._attempt = asyncio.create_task(self._obtain_once())
+            self._attempt = asyncio.create_task(self._obtain_once(self._token))
         await asyncio.shield(self._attempt)
 
     # The loop.
@@ -178,7 +185,7 @@ class Supervisor:
         while True:
             await self._sleep_until_due()
             if self._attempt is None or self._attempt.done():
-                self._attempt = asyncio.create_task(self._obtain_once())
+                self._attempt = asyncio.create_task(self._obtain_once(self._token))
             await asyncio.shield(self._attempt)
 
     async def _sleep_until_due(self) -> None:
@@ -194,9 +201,10 @@ class Supervisor:
                 async with asyncio.timeout(delay):
                     await self._wake.wait()
 
-    async def _obtain_once(self) -> None:
+    async def _obtain_once(self, current: AccessToken | None) -> None:
+        # `current` is the token held when the attempt was decided: one
+        # adopted before the task first runs must not make it look not due.
         started = self._clock.now()
-        current = self._token
         try:
             token = await self._source.obtain(current)
         except GrantError as exc:
@@ -204,6 +212,13 @@ class Supervisor:
             return
 
         elapsed = self._clock.now() - started
+        held = self._token
+        if held is not current and held is not None and token.value == held.value:
+            # Adopted while the attempt ran (a fleet replica took it from the
+            # lease holder): it was installed then, and nothing was granted.
+            self._backoff.reset()
+            self._last_error = None
+            return
         if current is not None and token.value == current.value:
             # Too early for the provider (its clock and ours differ): keep
             # the token and ask again later, never in a tight loop.
@@ -249,9 +264,10 @@ class Supervisor:
     def _install(self, token: AccessToken, *, adopted: bool) -> None:
         now = self._clock.now()
         self._token = token
+        self._changed.set()
         self._last_success = self._clock.wall_now()
         due = refresh_due(token, self._timing) + self._jitter(self._timing.jitter)
-        self._next_attempt = max(due, now)
+        self._next_attempt = self._earliest(max(due, now))
         if self._observer is not None:
             self._observer.token_changed(token)
         log.info(

@@ -2,6 +2,8 @@
 
     TokendError
     ├── ConfigError            a setting is missing or malformed (exit 2)
+    ├── ListenError            an address cannot be listened on (exit 1)
+    ├── DaemonUnreachable      `tokend token` or `check` cannot reach a daemon
     └── GrantError             a token request did not yield a token
         ├── RetryableError     the provider or the path to it is unwell
         │   └── TransportError the request never got an HTTP answer
@@ -22,6 +24,14 @@ class TokendError(Exception):
 
 class ConfigError(TokendError):
     """A setting is missing or malformed; start-up stops with exit status 2."""
+
+
+class ListenError(TokendError):
+    """A listener cannot be opened: address in use, bad socket path."""
+
+
+class DaemonUnreachable(TokendError):
+    """No answer from a running daemon at the address asked."""
 
 
 class GrantError(TokendError):

@@ -9,7 +9,7 @@ here carries a token or its fingerprint: labels are outcomes and statuses.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -110,11 +110,6 @@ class _StatusCollector:
     def __init__(self, source: StatusSource, clock: Clock) -> None:
         self._source = source
         self._clock = clock
-
-    def describe(self) -> Iterable[Metric]:
-        # Declaring nothing up front keeps the registry from calling
-        # `collect` at registration, before the supervisor has started.
-        return ()
 
     def collect(self) -> Iterator[Metric]:
         status = self._source.status()

@@ -8,6 +8,10 @@ import pytest
 
 from daemon.redaction import redactor
 
+# The process harness: processes, start_emulator, emulator, shared_emulator,
+# start_daemon (see tests/support/processes.py).
+pytest_plugins = ("tests.support.processes",)
+
 
 @pytest.fixture(autouse=True)
 def _forget_secrets() -> Iterator[None]:

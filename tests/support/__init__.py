@@ -1,0 +1,1 @@
+"""Helpers shared by test modules: real processes for process-level tests."""

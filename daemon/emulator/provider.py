@@ -118,7 +118,9 @@ class Provider:
             "access_token": token.value,
             "token_type": "bearer",
             "refresh_token": self._refresh_token,
-            "expires_in": math.floor(token.expiry - now),
+            # Rounded to the microsecond first: (now + lifetime) - now can
+            # come out a hair under the lifetime in floating point.
+            "expires_in": math.floor(round(token.expiry - now, 6)),
         }
         if fault is not None:
             # The grant happened; only its answer comes out wrong.

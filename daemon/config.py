@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from daemon.durations import format_duration, parse_duration
 from daemon.errors import ConfigError
 from daemon.pods import token_url
+from daemon.stores.redis_connection import parse_sentinel_url
 
 log = logging.getLogger("tokend.config")
 
@@ -93,6 +94,7 @@ class Settings:
     state_file: Path | None = None
     redis_url: Secret | None = None
     redis_prefix: str = "tokend"
+    redis_lease: float = 15.0
     log_format: str = "text"
     log_level: str = "info"
     access_log: bool = False
@@ -127,6 +129,8 @@ def parse_redis_url(text: str) -> str:
     if urlsplit(text).scheme not in ("redis", "rediss", "unix", "redis+sentinel"):
         # The URL may hold a password: it is not repeated in the message.
         raise ValueError("give a redis://, rediss://, unix:// or redis+sentinel:// URL")
+    if text.lower().startswith("redis+sentinel:"):
+        parse_sentinel_url(text)
     return text
 
 
@@ -197,6 +201,7 @@ OPTIONS = (
         "redis_url", parse_redis_url, None, "share the token through Redis", secret=True
     ),
     Option("redis_prefix", parse_prefix, "tokend", "Redis key prefix"),
+    Option("redis_lease", parse_duration, "15s", "fleet refresh lease, unrenewed"),
     Option("log_format", choice("text", "json"), "text", "text or json"),
     Option("log_level", choice("debug", "info", "warning", "error"), "info", "level"),
     Option("access_log", parse_bool, "false", "log every request (off: hot path)"),
@@ -348,7 +353,7 @@ def _check_timing(s: Settings) -> None:
             f"{name('backoff_max')} ({format_duration(s.backoff_max)}) must not be "
             f"shorter than {name('backoff_base')} ({format_duration(s.backoff_base)})"
         )
-    for timeout in ("connect_timeout", "request_timeout"):
+    for timeout in ("connect_timeout", "request_timeout", "redis_lease"):
         if getattr(s, timeout) <= 0:
             raise ConfigError(f"{name(timeout)}: must be longer than 0")
 

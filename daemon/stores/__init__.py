@@ -1,0 +1,1 @@
+"""Where a token lives beyond one process: a state file, or Redis for a fleet."""

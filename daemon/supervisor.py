@@ -19,13 +19,15 @@ from typing import Protocol
 
 from daemon.clock import Clock
 from daemon.durations import format_duration
-from daemon.errors import CredentialsRejected, GrantError
+from daemon.errors import CredentialsRejected, GrantError, RetryableError
 from daemon.policy import Timing, is_newer, is_servable, refresh_due, servable_until
 from daemon.retry import Backoff
 from daemon.sources import TokenSource
 from daemon.token import AccessToken
 
 log = logging.getLogger("tokend.supervisor")
+
+_CLOCK_TICK = 0.001
 
 
 class Observer(Protocol):
@@ -186,7 +188,18 @@ class Supervisor:
             await self._sleep_until_due()
             if self._attempt is None or self._attempt.done():
                 self._attempt = asyncio.create_task(self._obtain_once(self._token))
-            await asyncio.shield(self._attempt)
+            try:
+                await asyncio.shield(self._attempt)
+            except Exception:
+                # A fault of ours or of a store must not end the loop that
+                # keeps the token fresh: say so, wait, and try again.
+                wait = self._backoff.next_wait()
+                self._last_error = "internal: unexpected error (see the log)"
+                self._next_attempt = self._clock.now() + wait
+                log.exception(
+                    "refresh attempt failed unexpectedly; next attempt in %s",
+                    format_duration(wait),
+                )
 
     async def _sleep_until_due(self) -> None:
         while True:
@@ -194,7 +207,9 @@ class Supervisor:
             if due is None:
                 return
             delay = due - self._clock.now()
-            if delay <= 0:
+            # Loop clocks are coarse (uvloop counts milliseconds): a wait
+            # shorter than their tick may wake no later than it began.
+            if delay <= _CLOCK_TICK:
                 return
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
@@ -209,6 +224,11 @@ class Supervisor:
             token = await self._source.obtain(current)
         except GrantError as exc:
             await self._failed(exc, self._clock.now() - started)
+            return
+        except Exception as exc:
+            log.error("token source failed unexpectedly", exc_info=True)
+            unexpected = RetryableError(f"unexpected {type(exc).__name__}")
+            await self._failed(unexpected, self._clock.now() - started)
             return
 
         elapsed = self._clock.now() - started
@@ -272,7 +292,7 @@ class Supervisor:
             self._observer.token_changed(token)
         log.info(
             "%s token %s, expires in %s, next refresh in %s",
-            "adopted" if adopted else "granted new",
+            "adopted" if adopted else "obtained new",
             token.fingerprint,
             format_duration(token.expiry - now),
             format_duration(self._next_attempt - now),

@@ -13,6 +13,10 @@ import pytest
 
 from daemon.oauth import Credentials
 from daemon.policy import Timing
+from daemon.retry import Backoff
+from daemon.sources import TokenSource
+from daemon.supervisor import Supervisor
+from daemon.token import AccessToken
 from tests.lifecycle import HOUR, LIFETIME, TIMING, make_rig
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.looptime]
@@ -309,3 +313,39 @@ async def test_stop_ends_a_hanging_call_and_a_backoff_sleep() -> None:
 
     assert rig.clock.now() - started < 0.1
     assert not rig.supervisor.alive
+
+
+class BrokenOnce:
+    """A source whose first `obtain` fails with a bug, not a grant error."""
+
+    def __init__(self, inner: TokenSource) -> None:
+        self._inner = inner
+        self.calls = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+    async def obtain(self, current: AccessToken | None) -> AccessToken:
+        self.calls += 1
+        if self.calls == 1:
+            raise OSError("disk on fire")
+        return await self._inner.obtain(current)
+
+
+async def test_an_unexpected_error_is_retried_not_fatal(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A bug in a token source is logged and retried; the loop stays alive."""
+    rig = make_rig()
+    broken = BrokenOnce(rig.supervisor.source)
+    supervisor = Supervisor(broken, TIMING, Backoff(1.0, 300.0), rig.clock)
+
+    await supervisor.start()
+    token = await supervisor.wait_ready()
+    alive = supervisor.alive
+    await supervisor.stop()
+
+    assert broken.calls == 2
+    assert alive
+    assert rig.provider.is_valid(token.value)
+    assert "token source failed unexpectedly" in caplog.text

@@ -19,15 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
-from dataclasses import dataclass
 
 from daemon.clock import Clock
 from daemon.durations import format_duration
 from daemon.errors import RetryableError
 from daemon.redaction import redactor
 from daemon.sources import Adopt, TokenSource
+from daemon.stores.fleet_health import FleetStatus, Role
 from daemon.stores.fleet_lease import Lease
 from daemon.stores.fleet_link import (
     FleetKeys,
@@ -45,23 +44,8 @@ log = logging.getLogger("tokend.fleet")
 # share of the lease: a lapsed lease is taken over this soon after.
 _WAIT_STEPS = 10
 
-
-class Role(enum.StrEnum):
-    """This replica's part in the fleet."""
-
-    HOLDER = "holder"
-    FOLLOWER = "follower"
-    STANDALONE = "standalone"
-
-
-@dataclass(frozen=True)
-class FleetStatus:
-    """Fleet state for health output and metrics; never a token."""
-
-    role: Role
-    generation: int | None
-    redis_errors: int
-    fenced_writes: int
+# The longest shutdown waits to hand the lease back.
+_RELEASE_PATIENCE = 0.5
 
 
 def succeeds(candidate: AccessToken | None, held: AccessToken | None) -> bool:
@@ -201,8 +185,13 @@ class FleetStore:
         )
         try:
             while True:
-                with contextlib.suppress(LinkDown):
+                try:
                     await self._follow(adopt)
+                except LinkDown:
+                    pass  # already logged; the next round reconnects
+                except Exception:
+                    # A fault of ours must not end the following for good.
+                    log.exception("following the fleet failed unexpectedly")
                 await asyncio.sleep(self._lease.seconds)
         finally:
             relay.cancel()
@@ -210,8 +199,12 @@ class FleetStore:
                 await relay
 
     async def close(self) -> None:
+        # Handing the lease back saves the fleet a lapse, but shutdown must
+        # stay quick when Redis does not answer.
         if self._lease.generation is not None:
-            await self._lease.let_go()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_RELEASE_PATIENCE):
+                    await self._lease.let_go()
         await self._link.close()
         await self._inner.close()
 

@@ -2,15 +2,35 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterator
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from daemon.sources import TokenSource
-from daemon.stores.fleet import FleetStatus, FleetStore, Role
 
 
+class Role(enum.StrEnum):
+    """A replica's part in the fleet."""
+
+    HOLDER = "holder"
+    FOLLOWER = "follower"
+    STANDALONE = "standalone"
+
+
+@dataclass(frozen=True)
+class FleetStatus:
+    """Fleet state for health output and metrics; never a token."""
+
+    role: Role
+    generation: int | None
+    redis_errors: int
+    fenced_writes: int
+
+
+@runtime_checkable
 class FleetView(Protocol):
     """What health output reads from a fleet store."""
 
@@ -19,7 +39,7 @@ class FleetView(Protocol):
 
 def fleet_of(source: TokenSource) -> FleetView | None:
     """The fleet store behind the supervisor, or None outside fleet mode."""
-    return source if isinstance(source, FleetStore) else None
+    return source if isinstance(source, FleetView) else None
 
 
 def fleet_document(status: FleetStatus) -> dict[str, Any]:

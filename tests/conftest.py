@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -19,3 +20,21 @@ def _forget_secrets() -> Iterator[None]:
     redactor.clear()
     yield
     redactor.clear()
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """Each test leaves the root and tokend loggers as it found them.
+
+    `daemon.logs.setup` is global: a command run in-process by one test
+    would otherwise set the levels every later test logs at.
+    """
+    root = logging.getLogger()
+    tokend = logging.getLogger("tokend")
+    saved = (list(root.handlers), root.level, tokend.level)
+
+    yield
+
+    root.handlers[:] = saved[0]
+    root.setLevel(saved[1])
+    tokend.setLevel(saved[2])

@@ -5,24 +5,11 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Iterator
 
 import pytest
 
 from daemon import logs
 from daemon.redaction import MASK, redactor
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """Each test leaves the root and tokend loggers as it found them."""
-    root = logging.getLogger()
-    tokend = logging.getLogger("tokend")
-    saved = (list(root.handlers), root.level, tokend.level)
-    yield
-    root.handlers[:] = saved[0]
-    root.setLevel(saved[1])
-    tokend.setLevel(saved[2])
 
 
 def test_text_lines_name_level_and_logger() -> None:

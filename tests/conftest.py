@@ -10,8 +10,9 @@ import pytest
 from daemon.redaction import redactor
 
 # The process harness: processes, start_emulator, emulator, shared_emulator,
-# start_daemon (see tests/support/processes.py).
-pytest_plugins = ("tests.support.processes",)
+# start_daemon (see tests/support/processes.py); the fleet's fleet_prefix and
+# raw_redis (tests/fleet_rig.py).
+pytest_plugins = ("tests.support.processes", "tests.fleet_rig")
 
 
 @pytest.fixture(autouse=True)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+import pytest_asyncio
 import redis.asyncio as aioredis
 
 from daemon.clock import Clock
@@ -43,6 +45,22 @@ async def delete_keys(url: str, prefix: str) -> None:
             await client.delete(*keys)
     finally:
         await client.aclose()
+
+
+@pytest_asyncio.fixture
+async def fleet_prefix() -> AsyncIterator[str]:
+    """A key prefix of this test's own on the shared Redis, deleted after."""
+    name = unique_prefix()
+    yield name
+    await delete_keys(SHARED_REDIS, name)
+
+
+@pytest_asyncio.fixture
+async def raw_redis() -> AsyncIterator[aioredis.Redis]:
+    """A plain client of the shared Redis, to look at what the stores wrote."""
+    client = aioredis.Redis.from_url(SHARED_REDIS, decode_responses=True)
+    yield client
+    await client.aclose()
 
 
 def make_provider(window: float = WINDOW) -> Provider:

@@ -13,25 +13,18 @@ import redis.asyncio as aioredis
 
 from daemon.stores.fleet_link import FleetKeys, FleetLink, Written
 from daemon.stores.redis_connection import open_redis
-from tests.fleet_rig import ACCOUNT, SHARED_REDIS, delete_keys, unique_prefix
+from tests.fleet_rig import ACCOUNT, SHARED_REDIS
 
 LinkFactory = Callable[..., FleetLink]
 
 
 @pytest_asyncio.fixture
-async def prefix() -> AsyncIterator[str]:
-    name = unique_prefix()
-    yield name
-    await delete_keys(SHARED_REDIS, name)
-
-
-@pytest_asyncio.fixture
-async def make_link(prefix: str) -> AsyncIterator[LinkFactory]:
+async def make_link(fleet_prefix: str) -> AsyncIterator[LinkFactory]:
     made: list[FleetLink] = []
 
     def make(account: str = ACCOUNT) -> FleetLink:
         link = FleetLink(
-            open_redis(SHARED_REDIS, timeout=1.0), FleetKeys(prefix, account)
+            open_redis(SHARED_REDIS, timeout=1.0), FleetKeys(fleet_prefix, account)
         )
         made.append(link)
         return link
@@ -41,16 +34,9 @@ async def make_link(prefix: str) -> AsyncIterator[LinkFactory]:
         await link.close()
 
 
-@pytest_asyncio.fixture
-async def raw() -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(SHARED_REDIS, decode_responses=True)
-    yield client
-    await client.aclose()
-
-
 @pytest.mark.asyncio
 async def test_a_free_lease_is_taken_with_an_expiry(
-    make_link: LinkFactory, raw: aioredis.Redis
+    make_link: LinkFactory, raw_redis: aioredis.Redis
 ) -> None:
     """Claiming a free lease sets it to our id with the lease as its Redis expiry."""
     link = make_link()
@@ -58,8 +44,8 @@ async def test_a_free_lease_is_taken_with_an_expiry(
     claim = await link.claim(5.0, time.time())
 
     assert claim.generation is not None
-    assert await raw.get(link.keys.lease) == link.owner
-    assert 4000 < await raw.pttl(link.keys.lease) <= 5000
+    assert await raw_redis.get(link.keys.lease) == link.owner
+    assert 4000 < await raw_redis.pttl(link.keys.lease) <= 5000
 
 
 @pytest.mark.asyncio
@@ -88,7 +74,7 @@ async def test_claiming_our_own_lease_keeps_its_generation(
 
 @pytest.mark.asyncio
 async def test_only_the_holder_renews(
-    make_link: LinkFactory, raw: aioredis.Redis
+    make_link: LinkFactory, raw_redis: aioredis.Redis
 ) -> None:
     """Renewal extends the holder's lease and is refused to anyone else."""
     holder, other = make_link(), make_link()
@@ -98,12 +84,12 @@ async def test_only_the_holder_renews(
     renewed = await holder.renew(9.0)
 
     assert (refused, renewed) == (False, True)
-    assert await raw.pttl(holder.keys.lease) > 8000
+    assert await raw_redis.pttl(holder.keys.lease) > 8000
 
 
 @pytest.mark.asyncio
 async def test_release_leaves_another_holders_lease(
-    make_link: LinkFactory, raw: aioredis.Redis
+    make_link: LinkFactory, raw_redis: aioredis.Redis
 ) -> None:
     """Releasing a lease that is not ours leaves it with its holder."""
     holder, other = make_link(), make_link()
@@ -111,7 +97,7 @@ async def test_release_leaves_another_holders_lease(
 
     await other.release()
 
-    assert await raw.get(holder.keys.lease) == holder.owner
+    assert await raw_redis.get(holder.keys.lease) == holder.owner
 
 
 @pytest.mark.asyncio
@@ -169,7 +155,7 @@ async def test_a_write_never_shortens_the_record(make_link: LinkFactory) -> None
 
 @pytest.mark.asyncio
 async def test_the_record_expires_with_the_token(
-    make_link: LinkFactory, raw: aioredis.Redis
+    make_link: LinkFactory, raw_redis: aioredis.Redis
 ) -> None:
     """The record's Redis expiry is the token's expiry."""
     link = make_link()
@@ -178,16 +164,16 @@ async def test_the_record_expires_with_the_token(
 
     await link.write("a-token-value", time.time() + 42, claim.generation)
 
-    assert 41_000 < await raw.pttl(link.keys.token) <= 42_000
+    assert 41_000 < await raw_redis.pttl(link.keys.token) <= 42_000
 
 
 @pytest.mark.asyncio
 async def test_a_lost_counter_restarts_above_every_earlier_generation(
-    make_link: LinkFactory, raw: aioredis.Redis
+    make_link: LinkFactory, raw_redis: aioredis.Redis
 ) -> None:
     """With the counter lost (Redis restarted), generations start above wall time."""
     link = make_link()
-    await raw.delete(link.keys.generation)
+    await raw_redis.delete(link.keys.generation)
     wall_ms = time.time() * 1000
 
     claim = await link.claim(5.0, time.time())
@@ -211,11 +197,13 @@ async def test_two_accounts_never_share_a_record(make_link: LinkFactory) -> None
 
 @pytest.mark.asyncio
 async def test_a_malformed_record_is_ignored_with_a_warning(
-    make_link: LinkFactory, raw: aioredis.Redis, caplog: pytest.LogCaptureFixture
+    make_link: LinkFactory, raw_redis: aioredis.Redis, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A record without a readable expiry reads as none, and says so in the log."""
     link = make_link()
-    await raw.hset(link.keys.token, mapping={"value": "x", "expires_at_ms": "soon"})
+    await raw_redis.hset(
+        link.keys.token, mapping={"value": "x", "expires_at_ms": "soon"}
+    )
 
     with caplog.at_level(logging.WARNING, logger="tokend.fleet"):
         record = await link.read()

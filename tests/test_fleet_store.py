@@ -17,44 +17,27 @@ from daemon.stores.fleet import FleetStore
 from daemon.stores.fleet_health import Role
 from tests.fleet_rig import (
     LEASE,
-    SHARED_REDIS,
     Adopted,
-    delete_keys,
     fleet_store,
     grant_source,
     make_provider,
-    unique_prefix,
 )
 
 StoreFactory = Callable[..., FleetStore]
 
 
 @pytest_asyncio.fixture
-async def prefix() -> AsyncIterator[str]:
-    name = unique_prefix()
-    yield name
-    await delete_keys(SHARED_REDIS, name)
-
-
-@pytest_asyncio.fixture
-async def make_store(prefix: str) -> AsyncIterator[StoreFactory]:
+async def make_store(fleet_prefix: str) -> AsyncIterator[StoreFactory]:
     made: list[FleetStore] = []
 
     def make(inner: TokenSource, **options: float) -> FleetStore:
-        store = fleet_store(inner, prefix, **options)  # type: ignore[arg-type]
+        store = fleet_store(inner, fleet_prefix, **options)  # type: ignore[arg-type]
         made.append(store)
         return store
 
     yield make
     for store in made:
         await store.close()
-
-
-@pytest_asyncio.fixture
-async def raw() -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(SHARED_REDIS, decode_responses=True)
-    yield client
-    await client.aclose()
 
 
 @pytest.mark.asyncio
@@ -112,7 +95,7 @@ async def test_a_follower_waits_for_the_holders_token_instead_of_calling(
 
 @pytest.mark.asyncio
 async def test_the_lease_is_renewed_while_a_slow_refresh_runs(
-    make_store: StoreFactory, raw: aioredis.Redis
+    make_store: StoreFactory, raw_redis: aioredis.Redis
 ) -> None:
     """A refresh lasting three leases still holds the lease at its end."""
     holder_source = grant_source(make_provider())
@@ -122,7 +105,7 @@ async def test_the_lease_is_renewed_while_a_slow_refresh_runs(
     await holder_source.entered.wait()
 
     await asyncio.sleep(3 * LEASE)
-    lease_holder = await raw.get(holder._link.keys.lease)
+    lease_holder = await raw_redis.get(holder._link.keys.lease)
     holder_source.gate.set()
     await holding
 
@@ -226,7 +209,7 @@ async def test_watchers_adopt_a_new_token_on_its_notice(
 
 @pytest.mark.asyncio
 async def test_watchers_find_a_change_by_polling_without_a_notice(
-    make_store: StoreFactory, raw: aioredis.Redis
+    make_store: StoreFactory, raw_redis: aioredis.Redis
 ) -> None:
     """A record written with no notice is still adopted within a poll."""
     watcher = make_store(grant_source(make_provider()))
@@ -235,7 +218,7 @@ async def test_watchers_find_a_change_by_polling_without_a_notice(
     await asyncio.sleep(0.2)
     expires_ms = round((time.time() + 5) * 1000)
 
-    await raw.hset(
+    await raw_redis.hset(
         watcher._link.keys.token,
         mapping={
             "value": "written-by-hand",
@@ -251,7 +234,7 @@ async def test_watchers_find_a_change_by_polling_without_a_notice(
 
 @pytest.mark.asyncio
 async def test_a_failing_holder_keeps_the_lease_through_its_backoff(
-    make_store: StoreFactory, raw: aioredis.Redis
+    make_store: StoreFactory, raw_redis: aioredis.Redis
 ) -> None:
     """After a failed grant the holder keeps the lease through its wait; others idle."""
     provider = make_provider()
@@ -263,7 +246,7 @@ async def test_a_failing_holder_keeps_the_lease_through_its_backoff(
 
     await holder.record_failure(2.0)
 
-    assert await raw.pttl(holder._link.keys.lease) > 2000
+    assert await raw_redis.pttl(holder._link.keys.lease) > 2000
     with pytest.raises(RetryableError, match="lease holder"):
         await follower.obtain(None)
     assert follower_source.calls == 0

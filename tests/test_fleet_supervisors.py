@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import Counter
-from collections.abc import AsyncIterator
 
 import pytest
-import pytest_asyncio
 
 from daemon.clock import Clock
 from daemon.policy import Timing
@@ -17,12 +15,9 @@ from daemon.supervisor import Supervisor
 from daemon.token import AccessToken
 from tests.fleet_rig import (
     LIFETIME,
-    SHARED_REDIS,
-    delete_keys,
     fleet_store,
     grant_source,
     make_provider,
-    unique_prefix,
 )
 
 WINDOW = 1.0
@@ -42,21 +37,16 @@ class Outcomes:
         return None
 
 
-@pytest_asyncio.fixture
-async def prefix() -> AsyncIterator[str]:
-    name = unique_prefix()
-    yield name
-    await delete_keys(SHARED_REDIS, name)
-
-
 @pytest.mark.asyncio
-async def test_a_fleet_grants_once_per_window_and_counts_it_once(prefix: str) -> None:
+async def test_a_fleet_grants_once_per_window_and_counts_it_once(
+    fleet_prefix: str,
+) -> None:
     """Four supervisors over three windows: grants a window apart, each counted once."""
     provider = make_provider(window=WINDOW)
     observers = [Outcomes() for _ in range(4)]
     supervisors = [
         Supervisor(
-            fleet_store(grant_source(provider), prefix),
+            fleet_store(grant_source(provider), fleet_prefix),
             TIMING,
             Backoff(0.1, 0.5),
             Clock(),

@@ -91,12 +91,7 @@ class Supervisor:
     def current(self) -> AccessToken | None:
         """The token to hand out now, or None while none is servable."""
         token = self._token
-        if (
-            token is not None
-            and self._clock.now() < token.expiry - self._timing.expiry_margin
-        ):
-            return token
-        return None
+        return token if is_servable(token, self._timing, self._clock.now()) else None
 
     def retry_in(self) -> float:
         """Seconds until a token may next be obtained (for ``Retry-After``)."""
@@ -174,9 +169,7 @@ class Supervisor:
 
     async def refresh_now(self) -> None:
         """Attempt a refresh now; concurrent calls share one attempt."""
-        if self._attempt is None or self._attempt.done():
-            self._attempt = asyncio.create_task(self._obtain_once(self._token))
-        await asyncio.shield(self._attempt)
+        await asyncio.shield(self._shared_attempt())
 
     # The loop.
 
@@ -186,10 +179,8 @@ class Supervisor:
 
         while True:
             await self._sleep_until_due()
-            if self._attempt is None or self._attempt.done():
-                self._attempt = asyncio.create_task(self._obtain_once(self._token))
             try:
-                await asyncio.shield(self._attempt)
+                await asyncio.shield(self._shared_attempt())
             except Exception:
                 # A fault of ours or of a store must not end the loop that
                 # keeps the token fresh: say so, wait, and try again.
@@ -200,6 +191,12 @@ class Supervisor:
                     "refresh attempt failed unexpectedly; next attempt in %s",
                     format_duration(wait),
                 )
+
+    def _shared_attempt(self) -> asyncio.Task[None]:
+        """The attempt under way, or a new one: triggers collapse into one."""
+        if self._attempt is None or self._attempt.done():
+            self._attempt = asyncio.create_task(self._obtain_once(self._token))
+        return self._attempt
 
     async def _sleep_until_due(self) -> None:
         while True:

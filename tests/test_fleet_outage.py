@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from daemon.emulator.faults import Fault
 from daemon.errors import RetryableError
 from daemon.policy import Timing
 from daemon.retry import Backoff
+from daemon.stores.fleet import FleetStore
 from daemon.stores.fleet_health import Role
 from daemon.supervisor import Supervisor
 from tests.fleet_rig import (
@@ -93,20 +95,42 @@ async def test_watching_outlives_redis_and_resumes_when_it_returns(
     assert during.redis_errors >= 2
 
 
-@pytest.mark.asyncio
-async def test_the_later_token_wins_when_an_empty_redis_returns(
-    private_redis: PrivateRedis,
-) -> None:
-    """A token refreshed during the outage reaches Redis and the other replicas."""
+@dataclass
+class ReplicaPair:
+    """Two fleet stores on one Redis, both watching; `other` reports adoptions."""
+
+    alone: FleetStore
+    other: FleetStore
+    other_adopted: Adopted
+    watchers: list[asyncio.Task[None]]
+
+    async def close(self) -> None:
+        for task in self.watchers:
+            task.cancel()
+        await self.alone.close()
+        await self.other.close()
+
+
+async def two_replicas(url: str) -> ReplicaPair:
     provider = make_provider(window=WINDOW)
     prefix = unique_prefix()
-    alone = fleet_store(grant_source(provider), prefix, url=private_redis.url)
-    other = fleet_store(grant_source(provider), prefix, url=private_redis.url)
+    alone = fleet_store(grant_source(provider), prefix, url=url)
+    other = fleet_store(grant_source(provider), prefix, url=url)
     other_adopted = Adopted()
     watchers = [
         asyncio.create_task(alone.watch(Adopted())),
         asyncio.create_task(other.watch(other_adopted)),
     ]
+    return ReplicaPair(alone, other, other_adopted, watchers)
+
+
+@pytest.mark.asyncio
+async def test_the_later_token_wins_when_an_empty_redis_returns(
+    private_redis: PrivateRedis,
+) -> None:
+    """A token refreshed during the outage reaches Redis and the other replicas."""
+    pair = await two_replicas(private_redis.url)
+    alone, other_adopted = pair.alone, pair.other_adopted
     old = await alone.obtain(None)
     await other_adopted.next(within=1.0)
     private_redis.stop()
@@ -117,10 +141,7 @@ async def test_the_later_token_wins_when_an_empty_redis_returns(
     seen = await other_adopted.next(within=LEASE * 4)
 
     record = await alone._link.read()
-    for task in watchers:
-        task.cancel()
-    await alone.close()
-    await other.close()
+    await pair.close()
     assert new.value != old.value
     assert seen.value == new.value
     assert record is not None
@@ -132,15 +153,8 @@ async def test_the_later_token_wins_over_the_record_kept_in_redis(
     private_redis: PrivateRedis,
 ) -> None:
     """Redis kept the old record while paused; the token refreshed meanwhile wins."""
-    provider = make_provider(window=WINDOW)
-    prefix = unique_prefix()
-    alone = fleet_store(grant_source(provider), prefix, url=private_redis.url)
-    other = fleet_store(grant_source(provider), prefix, url=private_redis.url)
-    other_adopted = Adopted()
-    watchers = [
-        asyncio.create_task(alone.watch(Adopted())),
-        asyncio.create_task(other.watch(other_adopted)),
-    ]
+    pair = await two_replicas(private_redis.url)
+    alone, other_adopted = pair.alone, pair.other_adopted
     old = await alone.obtain(None)
     await other_adopted.next(within=1.0)
     await asyncio.sleep(WINDOW)
@@ -151,10 +165,7 @@ async def test_the_later_token_wins_over_the_record_kept_in_redis(
     seen = await other_adopted.next(within=1.5 + LEASE * 4)
 
     await admin.aclose()
-    for task in watchers:
-        task.cancel()
-    await alone.close()
-    await other.close()
+    await pair.close()
     assert alone.fleet_status().redis_errors >= 1
     assert new.value != old.value
     assert seen.value == new.value
